@@ -1,0 +1,22 @@
+"""Data: the registry (``load(name, profile)``) and the sources it knows.
+
+Importing this package registers every source module listed below.
+"""
+
+from l6kit.data import images  # noqa: F401  (registers the image sources)
+from l6kit.data.registry import (
+    ChecksumError,
+    DataError,
+    DataMissingError,
+    OfflineError,
+    RemoteFile,
+    Source,
+    data_home,
+    get,
+    load,
+    register,
+    sources,
+)
+
+__all__ = ["ChecksumError", "DataError", "DataMissingError", "OfflineError", "RemoteFile", "Source",
+           "data_home", "get", "load", "register", "sources"]
