@@ -24,7 +24,7 @@ book: setup
 ## make test: lint, unit tests + every notebook at ci (2 workers), then the book build and browser tests
 test: setup browser
 	$(BIN)/ruff check l6kit tests
-	$(BIN)/pytest -n 2 -m "not serial" -p no:cacheprovider
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial" -p no:cacheprovider tests book/quickstart.ipynb --nbval-lax
 	$(BIN)/pytest -m serial -p no:cacheprovider
 
 ## make dashboards: serve every dashboard on 127.0.0.1:$(PORT)

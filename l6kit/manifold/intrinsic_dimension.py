@@ -43,7 +43,9 @@ def knn_distances(X: np.ndarray | torch.Tensor, k: int, *, device: str = "cpu",
         Distances, shape ``(n, k)``, float64, each row ascending.
     """
     data = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
-    data = data.to(device=device, dtype=torch.float64 if device == "cpu" else torch.float32)
+    # float64 on every device: torch.cdist's matrix-product formula loses near neighbours to cancellation
+    # in float32, and a zero distance would make log(T_k / T_j) infinite
+    data = data.to(device=device, dtype=torch.float64)
     n = data.shape[0]
     if not 1 <= k < n:
         raise ValueError(f"k must satisfy 1 <= k < n = {n}, got k = {k}")
