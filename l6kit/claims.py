@@ -141,14 +141,15 @@ class ClaimBook:
         }
 
     def table(self):
-        """The claims as a pandas DataFrame (metric, paper, this run, profile, holds) for "Result vs paper"."""
+        """The claims as a pandas DataFrame indexed by claim (metric, paper, this run, comparator, profile, holds,
+        required at) for the "Result vs paper" section."""
         import pandas as pd
 
         rows = [{"claim": c.name, "metric": c.metric, "paper": _fmt(c.paper), "this run": _fmt(c.measured),
                  "comparator": c.comparator, "profile": getattr(self.cfg, "profile", ""),
                  "holds": "yes" if c.holds else "NO",
                  "required at": ", ".join(c.required_at) or "(informative)"} for c in self.claims]
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows).set_index("claim")
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the results record atomically to ``path`` (default ``results_dir() / f"{slug}.json"``)."""

@@ -171,6 +171,21 @@ def execute_all(slugs: Sequence[str], profile: str = "ci", workers: int = 2) -> 
         return dict(zip(slugs, pool.map(one, slugs), strict=True))
 
 
+def _vendor_mathjax(dest: Path) -> None:
+    """Copy MathJax 3's combined TeX/MathML + CHTML component and the files it loads on demand (fonts, TeX
+    extensions, menu) from the ``django-static-mathjax`` wheel, which ships MathJax 3.2 as plain files."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("MathJax files not found: install the [book] extra (django-static-mathjax)")
+    es5 = Path(spec.submodule_search_locations[0]) / "static" / "mathjax" / "es5"
+    dest.mkdir(parents=True)
+    shutil.copy(es5 / "tex-mml-chtml.js", dest / "tex-mml-chtml.js")
+    for part in ("input", "output", "ui", "a11y", "adaptors"):
+        shutil.copytree(es5 / part, dest / part)
+
+
 def build_book(root: Path | None = None, *, strict: bool = True) -> Path:
     """Stage and build the HTML book from the executed notebooks; returns the path of ``index.html``.
 
@@ -178,7 +193,6 @@ def build_book(root: Path | None = None, *, strict: bool = True) -> Path:
         RuntimeError: a notebook in ``_toc.yml`` has no executed copy, or one without outputs, or the
             Jupyter Book build failed (warnings are errors when ``strict``).
     """
-    import jupyter_server_mathjax
     import plotly
 
     root = root or repo_root()
@@ -204,7 +218,7 @@ def build_book(root: Path | None = None, *, strict: bool = True) -> Path:
     vendor = stage / "_vendor"
     vendor.mkdir()
     shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", vendor / "plotly.min.js")
-    shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", vendor / "mathjax")
+    _vendor_mathjax(vendor / "mathjax")
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage), "--builder", "html"]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]

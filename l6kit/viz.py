@@ -139,7 +139,8 @@ def estimate_vs_truth(truth: Sequence[float], estimate: Sequence[float], labels:
     fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(dash="dash", color=PALETTE[6]),
                              name="estimate = truth", hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=truth, y=estimate, mode="markers+text", text=list(labels),
-                             textposition="middle right", marker=dict(size=10, color=PALETTE[1]),
+                             textposition=["middle left" if i % 2 == 0 else "middle right"
+                                           for i in range(len(truth))], marker=dict(size=10, color=PALETTE[1]),
                              name="estimates"))
     fig.update_layout(title=title, xaxis_title="true dimension", yaxis_title="estimate",
                       xaxis_range=[0, top], yaxis_range=[0, top])

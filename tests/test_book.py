@@ -89,6 +89,7 @@ def test_uomh_page_is_interactive_in_chromium(server):
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.wait_for_timeout(300)
         assert page.locator(".hoverlayer").count() >= 1            # plotly.js is live: it has a hover layer
+        page.wait_for_selector("mjx-container", timeout=20_000)   # the equations are typeset (local MathJax)
         out = Path(runner.build_dir()) / "screenshots"
         out.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out / "book-uomh.png"), full_page=False)

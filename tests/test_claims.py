@@ -46,5 +46,5 @@ def test_save_writes_the_contract_atomically(book, tmp_path):
 def test_table_has_the_template_columns(book):
     book.greater("a>b", 2, 1, metric="m", paper=1.5)
     table = book.table()
-    assert list(table.columns[:6]) == ["claim", "metric", "paper", "this run", "comparator", "profile"]
-    assert table.loc[0, "holds"] == "yes"
+    assert list(table.columns[:5]) == ["metric", "paper", "this run", "comparator", "profile"]
+    assert table.loc["a>b", "holds"] == "yes"
