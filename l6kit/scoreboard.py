@@ -35,6 +35,10 @@ def render(records: list[dict[str, Any]]) -> str:
     holding, total = summary(records)
     required = [c for r in records for c in r["claims"] if r["profile"] in c.get("required_at", [])]
     lines = [
+        "---",
+        "html_theme.sidebar_secondary.remove: true",
+        "---",
+        "",
         "# Reproduction scoreboard",
         "",
         "Every claim the notebooks recorded, beside the paper's value. *Required* claims must hold at the "
@@ -55,7 +59,7 @@ def render(records: list[dict[str, Any]]) -> str:
             req = "yes" if record["profile"] in c.get("required_at", []) else "informative"
             lines.append("| " + " | ".join(_cell(v) for v in (
                 link, c["name"], c["metric"], _fmt(c["paper"]), _fmt(c["measured"]), record["profile"], req,
-                "✅ yes" if c["holds"] else "❌ no")) + " |")
+                "yes" if c["holds"] else "**no**")) + " |")
     if not records:
         lines.append("| — | no results yet: run `make book` or `l6kit run SLUG` | | | | | | |")
     runtime = ", ".join(f"{r['slug']} ({r['profile']}) {r['runtime_s']:.0f} s" for r in records)
