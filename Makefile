@@ -21,11 +21,12 @@ setup: $(STAMP)
 book: setup
 	$(BIN)/l6kit book --workers 2
 
-## make test: lint, unit tests + every notebook at ci (2 workers), then the book build and browser tests
+## make test: lint; unit tests + every notebook at ci (2 workers); then the book build, browser tests and
+## the quick start's outputs checked by nbval
 test: setup browser
 	$(BIN)/ruff check l6kit tests
-	$(BIN)/pytest -n 2 --dist loadfile -m "not serial" -p no:cacheprovider tests book/quickstart.ipynb --nbval-lax
-	$(BIN)/pytest -m serial -p no:cacheprovider
+	$(BIN)/pytest -n 2 -m "not serial" -p no:cacheprovider tests
+	$(BIN)/pytest -p no:cacheprovider tests/test_book.py book/quickstart.ipynb --nbval-lax
 
 ## make dashboards: serve every dashboard on 127.0.0.1:$(PORT)
 dashboards: setup
