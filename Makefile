@@ -25,7 +25,7 @@ book: setup
 ## the quick start's outputs checked by nbval
 test: setup browser
 	$(BIN)/ruff check l6kit tests
-	$(BIN)/pytest -n 2 -m "not serial" -p no:cacheprovider tests
+	$(BIN)/pytest -n 2 -m "not serial and not slow" -p no:cacheprovider tests
 	$(BIN)/pytest -p no:cacheprovider tests/test_book.py book/quickstart.ipynb --nbval-lax
 
 ## make dashboards: serve every dashboard on 127.0.0.1:$(PORT)

@@ -2,8 +2,8 @@
 
 * :func:`run_paper` validates a run's parameters *before* executing anything (unknown profile, parameter
   name or wrongly typed value -> ``ValueError``), executes ``notebooks/<slug>.ipynb`` into
-  ``_build/executed/<slug>.ipynb``, and moves the notebook's results file into ``results/`` only when the
-  whole notebook succeeded — a failed run never overwrites a good result.
+  ``_build/executed/<slug>.ipynb``, and moves the notebook's results file (and its ``artifacts/``) into
+  ``results/`` only when the whole notebook succeeded — a failed run never overwrites a good result.
 * :func:`build_book` stages the book (config, pages, *executed* notebooks, the generated scoreboard, one local
   ``plotly.min.js``) in ``_build/stage`` and runs ``jupyter-book build -W -n --keep-going`` there, failing if
   a notebook in the table of contents has no outputs.
@@ -121,6 +121,9 @@ def run_paper(slug: str, profile: str = "ci", overrides: Mapping[str, Any] | Non
         _tag_injected_cell(executed)
         target = scoreboard.results_dir() / f"{slug}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
+        for artifact in sorted((Path(tmp) / "artifacts").glob("*")):   # saved arrays (e.g. for dashboards)
+            (target.parent / "artifacts").mkdir(exist_ok=True)
+            os.replace(artifact, target.parent / "artifacts" / artifact.name)
         shutil.move(str(produced), target)
     return json.loads(target.read_text())
 

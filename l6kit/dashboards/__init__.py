@@ -12,6 +12,7 @@ _HERE = Path(__file__).resolve().parent
 
 DASHBOARDS: dict[str, Path] = {
     "manifold": _HERE / "manifold.py",
+    "winit": _HERE / "winit.py",
 }
 
 __all__ = ["DASHBOARDS"]

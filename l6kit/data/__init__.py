@@ -1,6 +1,7 @@
 """Data: the registry (``load(name, profile)``) and the sources it knows.
 
-Importing this package registers every source module listed below.
+Importing this package registers every source module listed below (the image sets here; the time-series
+sources at the end, after the registry's names exist).
 """
 
 from l6kit.data import images  # noqa: F401  (registers the image sources)
@@ -20,3 +21,5 @@ from l6kit.data.registry import (
 
 __all__ = ["ChecksumError", "DataError", "DataMissingError", "OfflineError", "RemoteFile", "Source",
            "data_home", "get", "load", "register", "sources"]
+
+from l6kit.timeseries import mimic, synthetic  # noqa: E402, F401, I001  (registers the time-series sources)
