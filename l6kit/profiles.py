@@ -17,6 +17,7 @@ Profiles:
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import types
 import typing
@@ -189,6 +190,18 @@ def resolve_device(device: str = "auto") -> str:
     if base == "mps" and not has_mps:
         raise ValueError("device 'mps' was asked for but is not available; use device='auto' or 'cpu'")
     return device
+
+
+def progress_disabled(progress: bool | None = None) -> bool | None:
+    """tqdm's ``disable`` for l6kit's progress bars.
+
+    ``True``/``False`` force them on/off; ``None`` shows them on a terminal and in interactive Jupyter, and
+    hides them in batch runs (``l6kit run`` sets ``L6KIT_NO_PROGRESS=1``, so executed notebooks in the book
+    carry no frozen progress widgets).
+    """
+    if progress is not None:
+        return not progress
+    return True if os.environ.get("L6KIT_NO_PROGRESS") == "1" else None
 
 
 def _type_name(annotation: Any) -> str:

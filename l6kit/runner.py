@@ -112,7 +112,8 @@ def run_paper(slug: str, profile: str = "ci", overrides: Mapping[str, Any] | Non
               # papermill writes tuples as strings; lists round-trip and the config turns them back into tuples
               "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
     with tempfile.TemporaryDirectory(prefix=f"l6kit-{slug}-") as tmp:
-        with _environ(L6KIT_RESULTS=tmp, PANEL_INLINE="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")):
+        with _environ(L6KIT_RESULTS=tmp, PANEL_INLINE="1", L6KIT_NO_PROGRESS="1",
+                      OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1")):
             papermill.execute_notebook(str(papers.notebook_path(slug)), str(executed), parameters=params,
                                        cwd=str(root / "notebooks"), kernel_name="python3", progress_bar=progress)
         produced = Path(tmp) / f"{slug}.json"

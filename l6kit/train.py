@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from l6kit.profiles import resolve_device
+from l6kit.profiles import progress_disabled, resolve_device
 
 
 @dataclasses.dataclass
@@ -68,7 +68,7 @@ def fit(model: torch.nn.Module, loader: Iterable, *, epochs: int, lr: float = 1e
         amp: bf16 autocast when the device is CUDA.
         callbacks: called after each epoch with ``{"epoch", "loss", "model", "history"}``; True stops.
         ckpt: checkpoint path; if it exists the run resumes from it, and it is rewritten after each epoch.
-        progress: show a progress bar (None: only when attached to a terminal).
+        progress: show a progress bar (None: see :func:`l6kit.profiles.progress_disabled`).
         desc: the progress bar's label.
 
     Returns:
@@ -85,8 +85,8 @@ def fit(model: torch.nn.Module, loader: Iterable, *, epochs: int, lr: float = 1e
         history.losses = [float(v) for v in state["losses"]]
         history.epochs_run = history.resumed_from = int(state["epoch"])
     use_amp = amp and dev.startswith("cuda")
-    bar = tqdm(range(history.epochs_run, epochs), desc=desc, unit="epoch",
-               disable=None if progress is None else not progress, initial=history.epochs_run, total=epochs)
+    bar = tqdm(range(history.epochs_run, epochs), desc=desc, unit="epoch", disable=progress_disabled(progress),
+               initial=history.epochs_run, total=epochs)
     for epoch in bar:
         _seed_epoch(seed, epoch)
         model.train()
@@ -129,6 +129,44 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, opt: torch.
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+class TensorBatches:
+    """Mini-batches of in-memory tensors, reshuffled on every pass: a fast stand-in for a ``DataLoader`` over a
+    ``TensorDataset`` (no per-item indexing or collation, which dominates for tiny models).
+
+    The order comes from ``torch.randperm`` on the global generator, which :func:`fit` seeds per epoch, so
+    training stays reproducible and resumable.
+
+    Args:
+        data: a tensor ``(n, ...)``, a tuple/list of tensors, or a dict ``name -> (n, ...)``; all with ``n`` rows.
+        batch_size: rows per batch (the last batch may be smaller).
+        shuffle: reshuffle at each pass.
+
+    Yields:
+        Batches with the structure of ``data``: a tensor ``(b, ...)``, a tuple of them, or a dict of them.
+    """
+
+    def __init__(self, data: Any, batch_size: int = 100, shuffle: bool = True):
+        parts = list(data.values()) if isinstance(data, dict) else list(data) \
+            if isinstance(data, list | tuple) else [data]
+        if not parts or len({len(t) for t in parts}) != 1:
+            raise ValueError("give one or more tensors with the same number of rows")
+        self.data, self.n, self.batch_size, self.shuffle = data, len(parts[0]), batch_size, shuffle
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
+        for start in range(0, self.n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if isinstance(self.data, dict):
+                yield {k: v[idx] for k, v in self.data.items()}
+            elif isinstance(self.data, list | tuple):
+                yield type(self.data)(t[idx] for t in self.data)
+            else:
+                yield self.data[idx]
 
 
 class EarlyStopping:

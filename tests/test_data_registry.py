@@ -248,3 +248,20 @@ def test_digits_under_ci_with_sockets_disabled(monkeypatch):
     ds = data.load("digits", "ci")
     assert len(ds) == 1797 and ds.images.shape == (1797, 8, 8) and len(ds.classes) == 10
     assert set(ds.labels.tolist()) == set(range(10))
+
+
+def test_manual_source_reads_the_users_folder_outside_ci(tmp_path):
+    """A source fetched by hand (no files, a reader, manual steps) reads root/name; ci never reads it."""
+    from l6kit.data import registry
+
+    seen = []
+    source = registry.Source(name="manual-demo", description="demo", reader=lambda folder, **kw: seen.append(folder)
+                             or "read", manual="Download it yourself.")
+    registry.register(source)
+    try:
+        assert registry.load("manual-demo", "paper", root=tmp_path) == "read"
+        assert seen == [tmp_path / "manual-demo"]
+        with pytest.raises(registry.OfflineError):
+            registry.load("manual-demo", "ci", root=tmp_path)
+    finally:
+        registry._REGISTRY.pop("manual-demo", None)

@@ -23,3 +23,4 @@ __all__ = ["ChecksumError", "DataError", "DataMissingError", "OfflineError", "Re
            "data_home", "get", "load", "register", "sources"]
 
 from l6kit.timeseries import mimic, synthetic  # noqa: E402, F401, I001  (registers the time-series sources)
+from l6kit.ehr import physionet  # noqa: E402, F401, I001  (registers PhysioNet 2012)

@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from l6kit.profiles import PROFILES
+from l6kit.profiles import PROFILES, progress_disabled
 
 
 class DataError(RuntimeError):
@@ -75,7 +75,8 @@ class Source:
     Attributes:
         name: registry key (``"mnist"``).
         description: one line for ``l6kit list`` and error messages.
-        files: the files to fetch for ``laptop``/``paper``; empty for purely offline sources.
+        files: the files to fetch for ``laptop``/``paper``; empty for offline sources, and for sources a person
+            downloads by hand (``manual``), whose reader then gets ``root/name`` and does its own checks.
         reader: ``reader(folder, **kwargs)`` parses the cached files in ``folder``.
         offline: ``offline(**kwargs)`` returns data without network (generated or package-bundled); used
             under ``ci``, and under every profile when ``files`` is empty.
@@ -147,13 +148,14 @@ def load(name: str, profile: str = "ci", *, root: str | os.PathLike | None = Non
     source = get(name)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
-    if profile == "ci" or not source.files:
+    folder = (Path(root) if root is not None else data_home()) / name
+    if profile == "ci" or (not source.files and source.reader is None):
         if source.offline is None:
             raise OfflineError(f"data source {name!r} ({source.description}) needs a download, and profile "
                                f"'ci' never touches the network; use profile 'laptop' or 'paper'")
         return source.offline(**kwargs)
-    folder = Path(root) if root is not None else data_home()
-    folder = folder / name
+    if not source.files:                    # files fetched by hand (credentials, no published checksums)
+        return source.reader(folder, **kwargs)
     for remote in source.files:
         ensure(remote, folder, download=download, source=source)
     if source.reader is None:
@@ -199,7 +201,7 @@ def fetch(remote: RemoteFile, path: Path, *, source: Source | None = None, timeo
                 with urllib.request.urlopen(remote.url, timeout=timeout) as response:  # noqa: S310
                     total = int(response.headers.get("Content-Length") or 0) or None
                     with tqdm(total=total, unit="B", unit_scale=True, desc=remote.filename,
-                              disable=None) as bar:
+                              disable=progress_disabled()) as bar:
                         while chunk := response.read(1 << 20):
                             out.write(chunk)
                             bar.update(len(chunk))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from l6kit.train import TensorBatches  # noqa: F401  (re-exported: the one in-memory batcher)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh,
                                            "leaky_relu": nn.LeakyReLU}
@@ -35,34 +37,3 @@ def batch_tensor(batch) -> torch.Tensor:
     return batch[0] if isinstance(batch, list | tuple) else batch
 
 
-class TensorBatches:
-    """Mini-batches of in-memory tensors, reshuffled on every pass — a fast stand-in for a ``DataLoader`` over
-    a ``TensorDataset`` (no per-item indexing or collation).
-
-    The order comes from ``torch.randperm`` with the global generator, which :func:`l6kit.train.fit` seeds
-    per epoch, so training stays reproducible and resumable.
-
-    Args:
-        *tensors: tensors with the same first dimension ``n``.
-        batch_size: rows per batch (the last batch may be smaller).
-        shuffle: reshuffle at each pass.
-
-    Yields:
-        The batch of the single tensor, or a tuple of batches when several tensors were given.
-    """
-
-    def __init__(self, *tensors: torch.Tensor, batch_size: int = 100, shuffle: bool = True):
-        if not tensors or len({len(t) for t in tensors}) != 1:
-            raise ValueError("give one or more tensors with the same number of rows")
-        self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
-
-    def __len__(self) -> int:
-        return -(-len(self.tensors[0]) // self.batch_size)
-
-    def __iter__(self) -> Iterator:
-        n = len(self.tensors[0])
-        order = torch.randperm(n) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            parts = tuple(t[idx] for t in self.tensors)
-            yield parts[0] if len(parts) == 1 else parts
