@@ -236,7 +236,7 @@ def test_unknown_source_and_profile_list_the_allowed_names():
 
 
 def test_register_and_remote_file_validate_their_input():
-    with pytest.raises(ValueError, match="md5 or a sha256"):
+    with pytest.raises(ValueError, match="needs an md5, a sha256 or a sha256_list"):
         data.RemoteFile("http://127.0.0.1/x", "x")
     with pytest.raises(ValueError, match="neither files, offline data nor manual"):
         data.register(data.Source("empty", "nothing at all"))

@@ -140,8 +140,58 @@ def test_missing_files_name_what_to_download(tmp_path):
 
 def test_registry_sources():
     real = data.get("physionet2012")
-    assert real.files == () and "SHA256SUMS.txt" in real.manual and real.reader is read_physionet2012
+    assert [f.filename for f in real.files] == list(physionet.FILES) and real.reader is read_physionet2012
+    assert all(f.sha256_list == physionet.URL + "SHA256SUMS.txt" for f in real.files)
     with pytest.raises(OfflineError):
         data.load("physionet2012", "ci")
     synthetic = data.load("physionet2012-synthetic", "ci", n=20, seed=1)
     assert len(synthetic) == 20 and set(synthetic.labels) <= {0, 1}
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The fixture download (sets a and b, tarballs, SHA256SUMS.txt) served on 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+
+    site = tmp_path / "site"
+    write_physionet(site, records(), OUTCOMES, set_name="a", tarball=True)
+    sums_a = (site / "SHA256SUMS.txt").read_text()
+    write_physionet(site, {"132541.txt": RECORD_A.replace("132539", "132541")},
+                    OUTCOMES.splitlines()[0] + "\n132541,6,1,5,-1,0\n", set_name="b", tarball=True)
+    (site / "SHA256SUMS.txt").write_text(sums_a + (site / "SHA256SUMS.txt").read_text())
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield site, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_download_verifies_against_the_published_checksum_list(served, tmp_path, monkeypatch):
+    import dataclasses
+
+    from l6kit.data import registry
+
+    site, url = served
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    names = ("set-a.tar.gz", "Outcomes-a.txt", "set-b.tar.gz", "Outcomes-b.txt")
+    local = dataclasses.replace(physionet.SOURCE, files=tuple(
+        registry.RemoteFile(url + n, n, sha256_list=url + "SHA256SUMS.txt") for n in names))
+    monkeypatch.setitem(registry._REGISTRY, "physionet2012", local)
+    cache = tmp_path / "cache"
+    stays = data.load("physionet2012", "paper", root=cache, sets=("a", "b"))
+    assert sorted(stays.record_ids.tolist()) == [132539, 132540, 132541]
+    assert (cache / "physionet2012" / "SHA256SUMS.txt").exists()
+    # a tampered file on the server is refused and not kept
+    shutil_copy = (site / "Outcomes-b.txt").read_text()
+    (site / "Outcomes-b.txt").write_text(shutil_copy + "999999,1,1,1,1,1\n")
+    for leftover in (cache / "physionet2012").glob("Outcomes-b.txt*"):
+        leftover.unlink()
+    with pytest.raises(ChecksumError, match="Outcomes-b.txt"):
+        data.load("physionet2012", "paper", root=cache, sets=("a", "b"))
+    assert not (cache / "physionet2012" / "Outcomes-b.txt").exists()

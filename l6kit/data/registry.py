@@ -21,6 +21,7 @@ import http.client
 import os
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -55,17 +56,21 @@ class RemoteFile:
         url: the official download address.
         filename: the name in the cache folder.
         md5: published MD5 hex digest (the form most dataset pages publish), or ``None``.
-        sha256: SHA-256 hex digest, or ``None``. At least one of the two must be given.
+        sha256: SHA-256 hex digest, or ``None``.
+        sha256_list: URL of a checksum list the publisher maintains beside the files (``SHA256SUMS.txt``,
+            lines ``<hex>  <name>``), used when no digest is recorded here. The list is downloaded once into
+            the same cache folder and the file must match its entry. At least one of the three must be given.
     """
 
     url: str
     filename: str
     md5: str | None = None
     sha256: str | None = None
+    sha256_list: str | None = None
 
     def __post_init__(self):
-        if not (self.md5 or self.sha256):
-            raise ValueError(f"{self.filename}: a RemoteFile needs an md5 or a sha256")
+        if not (self.md5 or self.sha256 or self.sha256_list):
+            raise ValueError(f"{self.filename}: a RemoteFile needs an md5, a sha256 or a sha256_list")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +178,10 @@ def ensure(remote: RemoteFile, folder: Path, *, download: bool = True, source: S
     """
     path = folder / remote.filename
     marker = path.with_name(path.name + ".ok")
+    if path.exists() and marker.exists():
+        return path
+    if not (remote.md5 or remote.sha256):
+        remote = dataclasses.replace(remote, sha256=_listed_sha256(remote, folder, download, source))
     if path.exists():
         if not marker.exists():
             _verify(path, remote)
@@ -185,7 +194,33 @@ def ensure(remote: RemoteFile, folder: Path, *, download: bool = True, source: S
     return path
 
 
-def fetch(remote: RemoteFile, path: Path, *, source: Source | None = None, timeout: float = 60.0) -> Path:
+def read_checksum_list(path: str | os.PathLike) -> dict[str, str]:
+    """Parse a ``SHA256SUMS.txt``-style list (lines ``<hex digest>  <name>``): name -> digest (lower case)."""
+    sums = {}
+    for line in Path(path).read_text().splitlines():
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) == 2:
+            sums[parts[1].lstrip("*").strip()] = parts[0].lower()
+    return sums
+
+
+def _listed_sha256(remote: RemoteFile, folder: Path, download: bool, source: Source | None) -> str:
+    """The SHA-256 that ``remote.sha256_list`` gives for ``remote.filename`` (the list is cached in ``folder``)."""
+    list_path = folder / Path(urllib.parse.urlparse(remote.sha256_list).path).name
+    if not list_path.exists():
+        listing = RemoteFile(remote.sha256_list, list_path.name, sha256="-")   # the list is the reference
+        if not download:
+            raise DataMissingError(_missing_message(listing, list_path, source, "downloading is disabled"))
+        fetch(listing, list_path, source=source, verify=False)
+    sums = read_checksum_list(list_path)
+    if remote.filename not in sums:
+        raise ChecksumError(f"{remote.filename} is not listed in {list_path} (from {remote.sha256_list}); "
+                            f"delete the list to download it again")
+    return sums[remote.filename]
+
+
+def fetch(remote: RemoteFile, path: Path, *, source: Source | None = None, timeout: float = 60.0,
+          verify: bool = True) -> Path:
     """Download ``remote.url`` to ``path`` with a progress bar, verifying the checksum before the rename.
 
     Raises:
@@ -209,7 +244,8 @@ def fetch(remote: RemoteFile, path: Path, *, source: Source | None = None, timeo
                 reason = getattr(exc, "reason", exc)
                 why = f"download failed: {reason}"
                 raise DataMissingError(_missing_message(remote, path, source, why)) from exc
-        _verify(tmp, remote, shown=path)
+        if verify:
+            _verify(tmp, remote, shown=path)
         os.replace(tmp, path)
         return path
     finally:

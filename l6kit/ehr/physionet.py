@@ -42,7 +42,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from l6kit.data.registry import ChecksumError, DataMissingError, Source, data_home, file_digest, register
+from l6kit.data.registry import (
+    ChecksumError,
+    DataMissingError,
+    RemoteFile,
+    Source,
+    file_digest,
+    load,
+    read_checksum_list,
+    register,
+)
 
 URL = "https://physionet.org/files/challenge-2012/1.0.0/"
 HOMEPAGE = "https://physionet.org/content/challenge-2012/1.0.0/"
@@ -61,12 +70,11 @@ HEADER = "Time,Parameter,Value"
 _TIME = re.compile(r"^(\d{1,3}):([0-5]\d)$")
 
 MANUAL = (
-    "PhysioNet-2012 is open access but l6kit does not record its checksums, so it is not downloaded "
-    "automatically. Download SHA256SUMS.txt, set-a.tar.gz, set-b.tar.gz, set-c.tar.gz, Outcomes-a.txt, "
-    "Outcomes-b.txt and Outcomes-c.txt from " + URL + " into one folder (e.g. `for f in SHA256SUMS.txt "
-    "set-{a,b,c}.tar.gz Outcomes-{a,b,c}.txt; do wget -N " + URL + "$f; done`), check them with "
-    "`sha256sum -c --ignore-missing SHA256SUMS.txt`, and pass the folder as `root` (default "
-    "$L6KIT_DATA/physionet2012). The reader verifies every file it reads against SHA256SUMS.txt.")
+    "PhysioNet-2012 is open access. l6kit downloads set-a/b/c.tar.gz and Outcomes-a/b/c.txt from " + URL
+    + " and checks each against PhysioNet's own SHA256SUMS.txt (fetched once beside them). To fetch by hand: "
+    "`for f in SHA256SUMS.txt set-{a,b,c}.tar.gz Outcomes-{a,b,c}.txt; do wget -N " + URL + "$f; done`, "
+    "then `sha256sum -c --ignore-missing SHA256SUMS.txt`, into $L6KIT_DATA/physionet2012 (or pass `root`).")
+FILES: tuple[str, ...] = tuple(f"set-{s}.tar.gz" for s in SETS) + tuple(f"Outcomes-{s}.txt" for s in SETS)
 
 
 class PhysioNetFormatError(ValueError):
@@ -269,13 +277,8 @@ def read_texts(records: Mapping[str, str], outcomes: Mapping[str, str], *, error
 
 
 def read_sha256sums(path: str | os.PathLike) -> dict[str, str]:
-    """Parse a ``SHA256SUMS.txt`` (lines ``<hex digest>  <path>``): path -> digest (lower case)."""
-    sums = {}
-    for line in Path(path).read_text().splitlines():
-        parts = line.strip().split(maxsplit=1)
-        if len(parts) == 2:
-            sums[parts[1].lstrip("*").strip()] = parts[0].lower()
-    return sums
+    """Parse PhysioNet's ``SHA256SUMS.txt`` (lines ``<hex digest>  <path>``): path -> digest (lower case)."""
+    return read_checksum_list(path)
 
 
 def verify_files(folder: Path, names: Iterable[str]) -> None:
@@ -389,21 +392,27 @@ def write_physionet(folder: str | os.PathLike, records: Mapping[str, str], outco
     return folder
 
 
-def load_physionet2012(root: str | os.PathLike | None = None, **kwargs) -> PhysioNetData:
-    """The real PhysioNet-2012 data from ``root`` (default ``$L6KIT_DATA/physionet2012``), verified.
+def load_physionet2012(root: str | os.PathLike | None = None, *, download: bool = True,
+                       **kwargs) -> PhysioNetData:
+    """The real PhysioNet-2012 data, downloaded into the cache on first use and verified against
+    PhysioNet's ``SHA256SUMS.txt``; or read from ``root``, a folder the user filled by hand.
 
     Raises:
-        DataMissingError: the folder or a file is missing; the message gives the download and check steps.
+        DataMissingError: a file is missing and cannot be downloaded; the message gives the manual steps.
+        ChecksumError: a file does not match its entry in ``SHA256SUMS.txt``.
     """
-    folder = Path(root) if root is not None else data_home() / "physionet2012"
-    if not folder.is_dir():
-        raise DataMissingError(f"{folder} does not exist.\n  {MANUAL}")
-    return read_physionet2012(folder, **kwargs)
+    if root is not None:
+        folder = Path(root)
+        if not folder.is_dir():
+            raise DataMissingError(f"{folder} does not exist.\n  {MANUAL}")
+        return read_physionet2012(folder, **kwargs)
+    return load("physionet2012", "paper", download=download, **kwargs)
 
 
 SOURCE = register(Source(
     name="physionet2012",
     description="PhysioNet/CinC Challenge 2012: 12,000 ICU stays (sets a, b, c), 48 h, in-hospital mortality",
+    files=tuple(RemoteFile(URL + name, name, sha256_list=URL + "SHA256SUMS.txt") for name in FILES),
     reader=read_physionet2012,
     homepage=HOMEPAGE,
     licence="open access (ODC-By 1.0 believed; check the project page)",
