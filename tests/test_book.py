@@ -11,9 +11,6 @@ import pytest
 from l6kit import runner
 
 pytestmark = pytest.mark.serial
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -67,34 +64,28 @@ def server(html):
 
 
 @pytest.mark.browser
-def test_uomh_page_is_interactive_in_chromium(server):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
+def test_uomh_page_is_interactive_in_chromium(server, browser):
     errors = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-        page.goto(f"{server}/notebooks/uomh.html", wait_until="networkidle")
-        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
-        plots = page.locator(".js-plotly-plot")
-        assert plots.count() >= 5
-        first = plots.first
-        first.scroll_into_view_if_needed()
-        box = first.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.wait_for_timeout(300)
-        assert page.locator(".hoverlayer").count() >= 1            # plotly.js is live: it has a hover layer
-        page.wait_for_selector("mjx-container", timeout=20_000)   # the equations are typeset (local MathJax)
-        out = Path(runner.build_dir()) / "screenshots"
-        out.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out / "book-uomh.png"), full_page=False)
-        page.goto(f"{server}/book/scoreboard.html", wait_until="networkidle")
-        assert "claims hold" in page.inner_text("main")
-        page.screenshot(path=str(out / "book-scoreboard.png"))
-        browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(f"{server}/notebooks/uomh.html", wait_until="networkidle")
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+    plots = page.locator(".js-plotly-plot")
+    assert plots.count() >= 5
+    first = plots.first
+    first.scroll_into_view_if_needed()
+    box = first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(300)
+    assert page.locator(".hoverlayer").count() >= 1            # plotly.js is live: it has a hover layer
+    page.wait_for_selector("mjx-container", timeout=20_000)   # the equations are typeset (local MathJax)
+    out = Path(runner.build_dir()) / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / "book-uomh.png"), full_page=False)
+    page.goto(f"{server}/book/scoreboard.html", wait_until="networkidle")
+    assert "claims hold" in page.inner_text("main")
+    page.screenshot(path=str(out / "book-scoreboard.png"))
+    page.close()
     assert not errors, errors

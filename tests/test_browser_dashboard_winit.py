@@ -7,11 +7,6 @@ the compared method in the browser changes the AUPRC shown, and an out-of-range 
 
 import dataclasses
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -23,69 +18,17 @@ from l6kit.papers import winit
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "_build" / "screenshots"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium to run the browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _wait_until_served(proc: subprocess.Popen, url: str, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"panel serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"panel serve did not answer at {url} within {timeout:g} s:\n{log.read_text()}")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "_build" / "screenshots"
 
 
 @pytest.fixture
-def winit_app(tmp_path):
-    """`panel serve` the dashboard on a free port over saved ci attributions; yields its URL."""
-    port, log = _free_port(), tmp_path / "panel.log"
+def winit_app(tmp_path, panel_server):
+    """`panel serve` the dashboard over saved ci attributions; returns its URL and the saved view."""
     view = wd.view("spike", 2, ("winit", "afo", "deeplift"), 5, "ci")          # cached after the logic tests
     result = {k: v for k, v in dataclasses.asdict(view).items() if k != "source"}
     winit.save_attributions(tmp_path / "results" / "artifacts" / "winit.npz", result)
     env = os.environ | {"L6KIT_RESULTS": str(tmp_path / "results"), "OMP_NUM_THREADS": "1"}
-    path = DASHBOARDS["winit"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", str(path), "--address", "127.0.0.1", "--port", str(port),
-             "--allow-websocket-origin", f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=out,
-            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/{path.stem}"
-    try:
-        _wait_until_served(proc, url, log)
-        yield url, view
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return panel_server(DASHBOARDS["winit"], env=env), view
 
 
 def test_winit_dashboard_in_a_browser(browser, winit_app):
