@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from l6kit.train import History, fit
+from l6kit.train import History, TensorBatches, fit
 
 
 class DataDistributionGenerator:
@@ -117,12 +117,9 @@ def train_generator(x: np.ndarray, *, horizon: int = 10, hidden: int = 50, epoch
     Returns:
         ``(generator in eval mode, training history)``.
     """
-    from torch.utils.data import DataLoader, TensorDataset
-
     torch.manual_seed(seed)
     gen = GaussianWindowGenerator(x.shape[1], horizon, hidden)
-    data = DataLoader(TensorDataset(torch.as_tensor(x, dtype=torch.float32)), batch_size=batch_size,
-                      shuffle=True)
+    data = TensorBatches(torch.as_tensor(x, dtype=torch.float32), batch_size=batch_size)
     history = fit(gen, data, epochs=epochs, lr=lr, device=device, seed=seed, progress=progress,
                   desc="generator")
     return gen.eval(), history

@@ -48,6 +48,22 @@ class StandardNormal(nn.Module):
         return noise.to(self._anchor.device)
 
 
+def register_mask(layer: nn.Module, dim: int, mask) -> None:
+    """Store a coupling mask on ``layer`` as buffers: ``keep`` (indices passed through, which condition the
+    transform), ``move`` (indices transformed) and ``order`` (``[kept, moved]`` -> original positions).
+
+    Raises:
+        ValueError: ``mask`` is not shape ``(dim,)`` with at least one True and one False.
+    """
+    mask = torch.as_tensor(mask, dtype=torch.bool)
+    if mask.shape != (dim,) or mask.all() or not mask.any():
+        raise ValueError("mask must have shape (dim,) with at least one True and one False")
+    keep, move = torch.nonzero(mask).squeeze(-1), torch.nonzero(~mask).squeeze(-1)
+    layer.register_buffer("keep", keep)
+    layer.register_buffer("move", move)
+    layer.register_buffer("order", torch.argsort(torch.cat([keep, move])))
+
+
 class AffineCoupling(nn.Module):
     """RealNVP affine coupling: the unmasked coordinates are scaled and shifted by functions of the masked ones.
 
@@ -70,15 +86,9 @@ class AffineCoupling(nn.Module):
     def __init__(self, dim: int, mask: torch.Tensor, hidden: Sequence[int] = (64, 64),
                  activation: str = "elu", scale_clamp: float = 3.0):
         super().__init__()
-        mask = torch.as_tensor(mask, dtype=torch.bool)
-        if mask.shape != (dim,) or mask.all() or not mask.any():
-            raise ValueError("mask must have shape (dim,) with at least one True and one False")
-        keep, move = torch.nonzero(mask).squeeze(-1), torch.nonzero(~mask).squeeze(-1)
-        self.register_buffer("keep", keep)
-        self.register_buffer("move", move)
-        self.register_buffer("order", torch.argsort(torch.cat([keep, move])))   # [kept, moved] -> original
+        register_mask(self, dim, mask)
         self.scale_clamp = scale_clamp
-        n_in, n_out = int(mask.sum()), int((~mask).sum())
+        n_in, n_out = len(self.keep), len(self.move)
         self.net = mlp([n_in, *hidden, 2 * n_out], activation)
         last = self.net[-1]
         nn.init.zeros_(last.weight)                   # start at the identity map

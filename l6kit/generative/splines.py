@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from l6kit.generative.flows import ActNorm, Flow
+from l6kit.generative.flows import ActNorm, Flow, register_mask
 from l6kit.generative.layers import mlp
 
 MIN_BIN = 1e-3
@@ -141,18 +141,12 @@ class SplineCoupling(nn.Module):
     def __init__(self, dim: int, mask: torch.Tensor, bins: int = 8, hidden: Sequence[int] = (64, 64),
                  activation: str = "elu", bound: float = 3.0):
         super().__init__()
-        mask = torch.as_tensor(mask, dtype=torch.bool)
-        if mask.shape != (dim,) or mask.all() or not mask.any():
-            raise ValueError("mask must have shape (dim,) with at least one True and one False")
-        keep, move = torch.nonzero(mask).squeeze(-1), torch.nonzero(~mask).squeeze(-1)
-        self.register_buffer("keep", keep)
-        self.register_buffer("move", move)
-        self.register_buffer("order", torch.argsort(torch.cat([keep, move])))
+        register_mask(self, dim, mask)
         self.bins, self.bound = bins, bound
-        self.net = mlp([len(keep), *hidden, len(move) * (3 * bins - 1)], activation)
+        self.net = mlp([len(self.keep), *hidden, len(self.move) * (3 * bins - 1)], activation)
         nn.init.zeros_(self.net[-1].weight)
         with torch.no_grad():
-            bias = torch.zeros(len(move), 3 * bins - 1)
+            bias = torch.zeros(len(self.move), 3 * bins - 1)
             bias[:, 2 * bins:] = _IDENTITY_DERIVATIVE                 # start at the identity map
             self.net[-1].bias.copy_(bias.flatten())
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from l6kit.train import History, fit
+from l6kit.train import History, TensorBatches, fit
 
 
 class GRUClassifier(nn.Module):
@@ -49,10 +48,10 @@ class GRUClassifier(nn.Module):
         return nn.functional.binary_cross_entropy_with_logits(self.logits(x), y.float())
 
 
-def loader(x: np.ndarray, y: np.ndarray, *, batch_size: int = 100, shuffle: bool = True) -> DataLoader:
-    """A DataLoader over ``(x (n, F, T), y (n, T))`` as float32 tensors."""
-    ds = TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle)
+def loader(x: np.ndarray, y: np.ndarray, *, batch_size: int = 100, shuffle: bool = True) -> TensorBatches:
+    """Batches of ``(x (b, F, T), y (b, T))`` float32 tensors (the shared :class:`l6kit.train.TensorBatches`)."""
+    return TensorBatches((torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)),
+                         batch_size=batch_size, shuffle=shuffle)
 
 
 def train_classifier(x: np.ndarray, y: np.ndarray, *, hidden: int = 200, layers: int = 1, dropout: float = 0.0,
