@@ -11,6 +11,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 
 DASHBOARDS: dict[str, Path] = {
+    "embeddings": _HERE / "embeddings.py",
     "manifold": _HERE / "manifold.py",
     "winit": _HERE / "winit.py",
 }
