@@ -50,7 +50,7 @@ def panel_server(tmp_path):
     it answers; every server started is stopped at teardown."""
     procs = []
 
-    def start(path: Path, env: dict | None = None, timeout: float = 30) -> str:
+    def start(path: Path, env: dict | None = None, timeout: float = 90) -> str:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

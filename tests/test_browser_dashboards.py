@@ -12,8 +12,21 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "_build" / "screenshots"
 
 
 @pytest.fixture
-def manifold_app(panel_server):
-    return panel_server(DASHBOARDS["manifold"])
+def manifold_app(tmp_path, panel_server):
+    """`panel serve` the manifold dashboard with one saved learned manifold (a circle) in a temporary folder."""
+    import os
+
+    import numpy as np
+
+    from l6kit.manifold.learned import save_learned
+
+    t = np.linspace(0, 2 * np.pi, 200)
+    circle = np.column_stack([np.cos(t), np.sin(t)])
+    save_learned(tmp_path / "results" / "artifacts" / "toy-manifold.npz", title="toy circle", data=circle,
+                 models={"two-step": {"samples": circle, "manifold": circle, "density": 1 + np.cos(t)}},
+                 description="A saved toy model.")
+    env = os.environ | {"L6KIT_RESULTS": str(tmp_path / "results"), "OMP_NUM_THREADS": "1"}
+    return panel_server(DASHBOARDS["manifold"], env=env)
 
 
 def test_manifold_dashboard_in_a_browser(browser, manifold_app):
@@ -37,6 +50,9 @@ def test_manifold_dashboard_in_a_browser(browser, manifold_app):
     text = status.inner_text()
     assert "class 3: n = 183 distinct points, k = 20" in text
     page.wait_for_timeout(500)                                               # let plotly finish redrawing
+    page.get_by_text("Learned manifolds", exact=True).first.click()           # the second tab
+    page.get_by_text("A saved toy model.").wait_for()
+    page.get_by_text("Density along each learned curve").wait_for()
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "dashboard-manifold.png", full_page=True)

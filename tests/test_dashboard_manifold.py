@@ -30,8 +30,9 @@ def test_datasets_and_entry_points():
     assert names[:2] == ("digits", UNION)
     assert set(names[2:]) <= set(PAPER_SETS)
     assert DASHBOARDS["manifold"].name == "manifold.py" and DASHBOARDS["manifold"].exists()
-    assert isinstance(app(), ManifoldDashboard)
-    assert isinstance(app().__panel__(), pn.layout.Panel)
+    tabs = app()
+    assert isinstance(tabs, pn.Tabs) and tabs._names == ["Intrinsic dimension", "Learned manifolds"]
+    assert isinstance(ManifoldDashboard().__panel__(), pn.layout.Panel)
 
 
 def test_per_class_values_match_the_estimator(dash):

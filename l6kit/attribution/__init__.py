@@ -10,8 +10,8 @@ from l6kit.attribution.gradients import CaptumAttribution, LastStep
 from l6kit.attribution.masking import auc_drop, drop_curve, mask_top
 from l6kit.attribution.metrics import auprc, per_sample_auprc, saliency_scores
 from l6kit.attribution.occlusion import AugmentedFeatureOcclusion, FeatureOcclusion
-from l6kit.attribution.store import load_nested, save_nested
 from l6kit.attribution.winit import WinIT, aggregate_windows, as_distribution, distance
+from l6kit.store import load_nested, save_nested
 
 __all__ = ["AugmentedFeatureOcclusion", "CaptumAttribution", "DataDistributionGenerator", "FeatureOcclusion",
            "GaussianWindowGenerator", "LastStep", "WinIT", "aggregate_windows", "as_distribution", "auc_drop",

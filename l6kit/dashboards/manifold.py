@@ -377,8 +377,12 @@ class ManifoldDashboard(pn.viewable.Viewer):
 
 
 def app() -> pn.viewable.Viewable:
-    """A new :class:`ManifoldDashboard` (what ``l6kit dashboard manifold`` serves)."""
-    return ManifoldDashboard()
+    """What ``l6kit dashboard manifold`` serves: a :class:`ManifoldDashboard` tab and a tab of the learned
+    manifolds saved by the notebooks (:class:`l6kit.dashboards.learned.LearnedView`)."""
+    from l6kit.dashboards.learned import LearnedView
+
+    return pn.Tabs(("Intrinsic dimension", ManifoldDashboard()), ("Learned manifolds", LearnedView()),
+                   dynamic=True, sizing_mode="stretch_width")
 
 
 if pn.state.served and __name__ != "l6kit.dashboards.manifold":

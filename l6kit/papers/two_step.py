@@ -206,6 +206,29 @@ def code_densities(models: dict[str, TwoStep], X: torch.Tensor) -> dict[str, Any
                                           for name, m in models.items()}}
 
 
+def learned_manifolds(models: dict[str, Any], X: torch.Tensor, n_grid: int = 400) -> dict[str, dict[str, Any]]:
+    """Each model's samples, and for the two-step models their learned curve G(z) with the density on it, in
+    the form :func:`l6kit.manifold.learned.save_learned` takes (for the manifold dashboard).
+
+    The curve decodes ``n_grid`` codes spanning the training codes' range (plus 5 % each side); its density is
+    the two-step model's density with respect to arc length, :meth:`TwoStep.log_prob` at the curve points.
+
+    Returns:
+        model name -> ``{"samples": (m, 2), "manifold": (n_grid, 2), "density": (n_grid,)}`` (curve and
+        density for two-step models only).
+    """
+    out: dict[str, dict[str, Any]] = {name: {"samples": s} for name, s in models["samples"].items()}
+    for name, model in models["two_step"].items():
+        codes = model.raw_codes(X)
+        lo, hi = codes.min(0).values, codes.max(0).values
+        pad = 0.05 * (hi - lo)
+        z = torch.linspace(0, 1, n_grid)[:, None] * (hi - lo + 2 * pad) + lo - pad
+        with torch.no_grad():
+            curve = model.autoencoder.decode(z.to(model._device()))
+        out[name] |= {"manifold": curve.cpu(), "density": torch.exp(model.log_prob(curve)).cpu()}
+    return out
+
+
 def evaluate(samples, reference: np.ndarray) -> dict[str, float]:
     """Off-manifold distance (mean |‖x‖ - 1|) and circular W1 of the sample angles against ``reference``."""
     return {"off_manifold": float(distance_from_circle(samples).mean()),

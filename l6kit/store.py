@@ -1,4 +1,5 @@
-"""Attribution results on disk: nested dictionaries of arrays and scalars as one ``.npz`` file.
+"""Results on disk: nested dictionaries of arrays and scalars as one ``.npz`` file (WinIT attributions,
+learned manifolds, ...).
 
 Keys are joined with ``/`` (``attributions/winit``, ``scores/winit/auprc``), so any depth of nesting survives
 the round trip; no pickles are written or read.
