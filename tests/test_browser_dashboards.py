@@ -105,5 +105,14 @@ def test_embeddings_dashboard_in_a_browser(browser, embeddings_app):
     page.wait_for_timeout(500)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "dashboard-embeddings.png", full_page=True)
+
+    page.get_by_text("Retrieval (EGT vs kNN)", exact=True).first.click()     # the retrieval view (demo digits)
+    page.get_by_text("Precision of the first 20").wait_for(timeout=30_000)
+    query = page.get_by_label("Query (row)")
+    query.fill("7")
+    query.press("Enter")
+    page.get_by_text("query 7").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=SCREENSHOTS / "dashboard-retrieval.png", full_page=True)
     page.close()
     assert not errors, errors

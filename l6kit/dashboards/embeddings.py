@@ -242,8 +242,12 @@ class EmbeddingsDashboard(pn.viewable.Viewer):
 
 
 def app() -> pn.viewable.Viewable:
-    """A new :class:`EmbeddingsDashboard` (what ``l6kit dashboard embeddings`` serves)."""
-    return EmbeddingsDashboard()
+    """What ``l6kit dashboard embeddings`` serves: an :class:`EmbeddingsDashboard` tab and the retrieval view
+    (:class:`l6kit.dashboards.retrieval.RetrievalView`: EGT's traversal of a descriptor table against kNN)."""
+    from l6kit.dashboards.retrieval import RetrievalView
+
+    return pn.Tabs(("Explore", EmbeddingsDashboard()), ("Retrieval (EGT vs kNN)", RetrievalView(find_tables(), load)),
+                   dynamic=True, sizing_mode="stretch_width")
 
 
 if pn.state.served and __name__ != "l6kit.dashboards.embeddings":
