@@ -34,7 +34,7 @@ def test_bad_input_exits_2_with_one_line(args, allowed, capsys):
 
 def test_unknown_dashboard_exits_2(capsys):
     assert cli.main(["dashboard", "nope"]) == 2
-    assert "allowed: manifold" in capsys.readouterr().err
+    assert "allowed: embeddings, manifold" in capsys.readouterr().err
 
 
 def test_list_shows_the_catalogue(capsys, isolated):
