@@ -59,16 +59,20 @@ def learned_figure(tree: dict[str, Any], model: str, *, max_points: int = 3000) 
                          marker=dict(size=3, color="lightgrey")))
     fig.add_trace(_trace(parts["samples"][:max_points], name=f"samples of {model}",
                          marker=dict(size=3, color="#1f77b4", opacity=0.6)))
+    flat = tree["data"].shape[1] == 2
     if "manifold" in parts:
         fig.add_trace(_trace(parts["manifold"], name="learned manifold (colour: density)",
-                             marker=dict(size=5, color=parts["density"], colorscale="Viridis",
+                             marker=dict(size=5 if flat else 3, color=parts["density"], colorscale="Viridis",
                                          colorbar=dict(title="density", thickness=12))))
     fig.update_layout(template=viz.TEMPLATE, title=f"{tree['title']}: {model}", height=560,
                       legend=dict(orientation="h", y=-0.12))
-    if tree["data"].shape[1] == 2:
+    if flat:
         fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    else:
-        fig.update_layout(scene=dict(aspectmode="data"))
+    else:       # look at the densest part of the learned manifold (or at the data's centre)
+        focus = (parts["manifold"][np.argmax(parts["density"])] if "manifold" in parts
+                 else tree["data"].mean(0))
+        eye = 2.0 * focus / max(float(np.linalg.norm(focus)), 1e-9)
+        fig.update_layout(scene=dict(aspectmode="data", camera=dict(eye=dict(x=eye[0], y=eye[1], z=eye[2]))))
     return fig
 
 
