@@ -25,7 +25,7 @@ def test_prim_order_beats_knn_on_every_generated_set(seed):
 def test_revisited_sets_use_the_offline_stand_in_and_the_revisited_protocol():
     cfg = mst.config("ci", datasets=("roxford5k",))
     s = mst.load_set(cfg, "roxford5k")
-    assert s["gnd"] is not None and s["Q"].shape[1] == s["X"].shape[1]
+    assert s.gnd is not None and s.Q.shape[1] == s.X.shape[1]
     table = mst.compare_methods(cfg, s)
     assert {"easy mAP", "medium mAP", "hard mAP"} <= set(table.columns)
     assert np.isfinite(table["hard mAP"]).all()

@@ -15,28 +15,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from l6kit import claims, data, profiles
+from l6kit import claims, profiles
 from l6kit.retrieval import (
     adjacency,
     alpha_qe,
     arcs,
-    chains,
     diffusion,
     diffusion_system,
-    digits_descriptors,
     egt_rank,
     knn_graph,
     knn_rank,
     mean_average_precision,
     revisited_map,
-    revisitop,  # noqa: F401  (registers roxford5k / rparis6k)
+    sets,
     split_queries,
 )
+from l6kit.retrieval.sets import GENERATED, REVISITED, Split
 
 SLUG = "egt"
 TITLE = "Explore-Exploit Graph Traversal for Image Retrieval"
-GENERATED = ("arcs", "chains", "digits")
-REVISITED = ("roxford5k", "rparis6k")
 METHODS = ("kNN", "α-QE", "diffusion", "EGT")
 
 
@@ -119,34 +116,9 @@ def config(profile: str = "ci", **overrides: Any) -> Config:
     return cfg
 
 
-@dataclasses.dataclass
-class Split:
-    """Queries and index of one descriptor set; relevance as ``positives`` (and ``gnd`` for revisited sets)."""
-
-    name: str
-    Q: np.ndarray
-    X: np.ndarray
-    q_labels: np.ndarray
-    labels: np.ndarray
-    positives: list[np.ndarray]
-    gnd: list[dict] | None = None
-
-
 def load_split(cfg: Config, name: str, n_queries: int | None = None) -> Split:
-    """Descriptor set ``name`` split into queries and index (generated sets) or as published (revisited).
-
-    Revisited sets: relevance = Easy + Hard (the Medium setup); ``labels`` are -1 (no classes); at ``ci``
-    the registry's offline stand-in, named ``"<name> (stand-in)"``.
-    """
-    if name in REVISITED:
-        ds = data.load(name, cfg.profile, seed=cfg.seed) if cfg.profile == "ci" else data.load(name, cfg.profile)
-        pos = [np.concatenate([g["easy"], g["hard"]]) for g in ds.gnd]
-        shown = f"{name} (stand-in)" if cfg.profile == "ci" else name
-        return Split(shown, ds.Q, ds.X, np.arange(len(ds.Q)), np.full(len(ds.X), -1), pos, ds.gnd)
-    X, y = {"arcs": lambda: arcs(seed=cfg.seed), "chains": lambda: chains(seed=cfg.seed),
-            "digits": digits_descriptors}[name]()
-    Q, qy, Xi, yi = split_queries(X, y, n_queries or cfg.n_queries, seed=cfg.seed)
-    return Split(name, Q, Xi, qy, yi, [np.flatnonzero(yi == c) for c in qy])
+    """Descriptor set ``name`` at this profile and seed (:func:`l6kit.retrieval.sets.load_split`)."""
+    return sets.load_split(name, profile=cfg.profile, seed=cfg.seed, n_queries=n_queries or cfg.n_queries)
 
 
 def tau_for(cfg: Config, graph_sims: np.ndarray) -> float:

@@ -16,25 +16,21 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from l6kit import claims, data, profiles, viz
+from l6kit import claims, profiles, viz
 from l6kit.retrieval import (
     alpha_qe,
-    arcs,
-    chains,
-    digits_descriptors,
     egt_rank,
     knn_graph,
     knn_rank,
     mean_average_precision,
     revisited_map,
-    split_queries,
+    sets,
 )
 from l6kit.retrieval.mst import cluster_rank, prim_rank, spanning_forest, spanning_forest_clusters
+from l6kit.retrieval.sets import GENERATED, REVISITED, Split
 
 SLUG = "landmark2018-mst"
 TITLE = "Modified Maximum Spanning Tree Clustering for Large-Scale Image Retrieval"
-GENERATED = ("arcs", "chains", "digits")
-REVISITED = ("roxford5k", "rparis6k")
 
 # The solution placed 2nd of 218 teams; its leaderboard mAP@100 was not retrieved (Kaggle "landmark-retrieval-
 # challenge", 2018), so no score is quoted. Leaderboard facts are left to the reader's lookup.
@@ -93,41 +89,32 @@ def config(profile: str = "ci", **overrides: Any) -> Config:
     return cfg
 
 
-def load_set(cfg: Config, name: str) -> dict[str, Any]:
-    """Queries, index and relevance of one descriptor set.
-
-    Returns:
-        ``{"name", "Q" (m, d), "X" (n, d), "positives": m arrays of index ids, "gnd": revisited ground truth
-        or None, "q_labels"/"labels" (generated sets only), "k"}``.
-    """
-    if name in REVISITED:
-        rs = data.load(name, cfg.profile)
-        return {"name": rs.name, "Q": rs.Q, "X": rs.X, "gnd": rs.gnd, "k": cfg.k,
-                "positives": [np.concatenate([g["easy"], g["hard"]]) for g in rs.gnd]}
-    make = {"arcs": lambda: arcs(seed=cfg.seed), "chains": lambda: chains(seed=cfg.seed),
-            "digits": digits_descriptors}[name]
-    X, y = make()
-    Q, qy, Xi, iy = split_queries(X, y, cfg.n_queries, seed=cfg.seed)
-    return {"name": name, "Q": Q, "X": Xi, "q_labels": qy, "labels": iy, "gnd": None,
-            "positives": [np.flatnonzero(iy == c) for c in qy], "k": cfg.k_chains if name == "chains" else cfg.k}
+def load_set(cfg: Config, name: str) -> Split:
+    """Descriptor set ``name`` at this profile and seed (:func:`l6kit.retrieval.sets.load_split`)."""
+    return sets.load_split(name, profile=cfg.profile, seed=cfg.seed, n_queries=cfg.n_queries)
 
 
-def _scores(s: dict[str, Any], rankings: np.ndarray) -> dict[str, float]:
-    out = {"mAP": mean_average_precision(rankings, s["positives"]),
-           "mAP@100": mean_average_precision(rankings, s["positives"], k=100)}
-    if s["gnd"] is not None:
-        out |= {f"{k} mAP": v for k, v in revisited_map(rankings, s["gnd"]).items()}
+def graph_k(cfg: Config, s: Split) -> int:
+    """The kNN graph degree used on ``s`` (``cfg.k_chains`` on chains, ``cfg.k`` elsewhere)."""
+    return cfg.k_chains if s.name == "chains" else cfg.k
+
+
+def _scores(s: Split, rankings: np.ndarray) -> dict[str, float]:
+    out = {"mAP": mean_average_precision(rankings, s.positives),
+           "mAP@100": mean_average_precision(rankings, s.positives, k=100)}
+    if s.gnd is not None:
+        out |= {f"{k} mAP": v for k, v in revisited_map(rankings, s.gnd).items()}
     return out
 
 
-def compare_methods(cfg: Config, s: dict[str, Any]) -> pd.DataFrame:
+def compare_methods(cfg: Config, s: Split) -> pd.DataFrame:
     """kNN, α-QE, the Prim order, EGT (τ) and spanning-forest clusters (cut) on one set, with timings.
 
     Returns:
         One row per method: ``set, method, mAP, mAP@100 [, easy/medium/hard mAP], seconds`` (seconds per
         method for all queries, graph construction included once in the Prim row).
     """
-    Q, X, k = s["Q"], s["X"], s["k"]
+    Q, X, k = s.Q, s.X, graph_k(cfg, s)
     rows, t0 = [], time.perf_counter()
     graph = knn_graph(X, k)
     t_graph = time.perf_counter() - t0
@@ -143,33 +130,34 @@ def compare_methods(cfg: Config, s: dict[str, Any]) -> pd.DataFrame:
         t = time.perf_counter()
         ranking = run()
         seconds = time.perf_counter() - t + (t_graph if method.startswith(("Prim", "EGT", "MST")) else 0.0)
-        rows.append({"set": s["name"], "method": method, **_scores(s, ranking), "seconds": seconds})
+        rows.append({"set": s.name, "method": method, **_scores(s, ranking), "seconds": seconds})
     return pd.DataFrame(rows)
 
 
-def cut_sensitivity(cfg: Config, s: dict[str, Any]) -> pd.DataFrame:
+def cut_sensitivity(cfg: Config, s: Split) -> pd.DataFrame:
     """mAP and number of clusters of the spanning-forest variant at each cut in ``cfg.cuts``.
 
     Returns:
         Rows ``set, cut, clusters, mAP``.
     """
-    forest = spanning_forest(s["X"], s["k"])
+    forest = spanning_forest(s.X, graph_k(cfg, s))
     rows = []
     for cut in cfg.cuts:
-        labels = spanning_forest_clusters(s["X"], s["k"], cut, forest=forest)
-        rows.append({"set": s["name"], "cut": cut, "clusters": int(labels.max() + 1),
-                     "mAP": mean_average_precision(cluster_rank(s["Q"], s["X"], labels), s["positives"])})
+        labels = spanning_forest_clusters(s.X, 0, cut, forest=forest)
+        rows.append({"set": s.name, "cut": cut, "clusters": int(labels.max() + 1),
+                     "mAP": mean_average_precision(cluster_rank(s.Q, s.X, labels), s.positives)})
     return pd.DataFrame(rows)
 
 
-def tau_sweep(cfg: Config, s: dict[str, Any], taus: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
+def tau_sweep(cfg: Config, s: Split, taus: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
               ) -> pd.DataFrame:
     """EGT's mAP as τ grows; at τ = 1 no cosine edge exceeds it, so EGT is exactly the Prim order.
     Rows ``set, tau, mAP``."""
-    graph = knn_graph(s["X"], s["k"])
-    return pd.DataFrame([{"set": s["name"], "tau": t,
-                          "mAP": mean_average_precision(egt_rank(s["Q"], s["X"], s["k"], t, graph=graph,
-                                                                 progress=False)[0], s["positives"])}
+    k = graph_k(cfg, s)
+    graph = knn_graph(s.X, k)
+    return pd.DataFrame([{"set": s.name, "tau": t,
+                          "mAP": mean_average_precision(egt_rank(s.Q, s.X, k, t, graph=graph,
+                                                                 progress=False)[0], s.positives)}
                          for t in taus])
 
 
@@ -177,7 +165,7 @@ def run_all(cfg: Config) -> dict[str, Any]:
     """Every set of ``cfg.datasets``: the method table, the cut sensitivity and the τ sweep.
 
     Returns:
-        ``{"sets": {name: set dict}, "methods": DataFrame, "cuts": DataFrame, "taus": DataFrame}``.
+        ``{"sets": {name: Split}, "methods": DataFrame, "cuts": DataFrame, "taus": DataFrame}``.
     """
     sets = {name: load_set(cfg, name) for name in cfg.datasets}
     return {"sets": sets,
@@ -239,18 +227,18 @@ def methods_figure(methods: pd.DataFrame, metric: str = "mAP") -> go.Figure:
     return fig
 
 
-def query_tree_figure(s: dict[str, Any], query: int, steps: int = 60) -> go.Figure:
+def query_tree_figure(cfg: Config, s: Split, query: int, steps: int = 60) -> go.Figure:
     """One query on a generated set (2-D PCA of the index): the first ``steps`` vertices of the Prim order
     with the tree edges that reached them (left) and kNN's first ``steps`` (right); relevant images filled."""
     from plotly.subplots import make_subplots
 
-    X, Q = s["X"], s["Q"][query:query + 1]
+    X, Q = s.X, s.Q[query:query + 1]
     centre = X.mean(0)
     _, _, vt = np.linalg.svd(X - centre, full_matrices=False)
     xy, q_xy = (X - centre) @ vt[:2].T, (Q - centre) @ vt[:2].T
     relevant = np.zeros(len(X), bool)
-    relevant[s["positives"][query]] = True
-    ranking, traces = prim_rank(Q, X, s["k"], p=steps, progress=False)
+    relevant[s.positives[query]] = True
+    _, traces = prim_rank(Q, X, graph_k(cfg, s), p=steps, progress=False)
     tr, knn = traces[0], knn_rank(Q, X)[0][:steps]
     fig = make_subplots(1, 2, shared_yaxes=True, subplot_titles=(f"Prim order: first {steps}", f"kNN: first {steps}"))
     for col, head in ((1, tr.order), (2, knn)):
@@ -268,5 +256,5 @@ def query_tree_figure(s: dict[str, Any], query: int, steps: int = 60) -> go.Figu
         ey += [a[1], xy[v, 1], None]
     fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(width=1, color="grey"), name="tree edge"), 1, 1)
     fig.update_layout(template=viz.TEMPLATE, height=460,
-                      title=f"{s['name']}: green = same class as the query, red = another class (PCA of the index)")
+                      title=f"{s.name}: green = same class as the query, red = another class (PCA of the index)")
     return fig
