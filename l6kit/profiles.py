@@ -146,7 +146,9 @@ def annotations(cfg: Any) -> dict[str, Any]:
 
 
 def setup(cfg: Any) -> str:
-    """Seed every RNG from ``cfg.seed``, limit threads under ``ci``, and resolve ``cfg.device``.
+    """Seed every RNG from ``cfg.seed``, limit threads under ``ci``, resolve ``cfg.device``, and make the
+    book's plotly renderer the default (importing :mod:`l6kit.viz` registers it), so every figure a notebook
+    returns carries the HTML the book shows, whichever l6kit modules the notebook imports.
 
     Under ``ci`` torch uses one thread: tiny models on 2 cores ran up to 10x faster than with two.
 
@@ -154,6 +156,8 @@ def setup(cfg: Any) -> str:
         The device string to use: ``"cuda"``, ``"mps"`` or ``"cpu"``.
     """
     import torch
+
+    import l6kit.viz  # noqa: F401  (registers the "l6kit" plotly renderer as the default)
 
     seed_everything(getattr(cfg, "seed", 0))
     if getattr(cfg, "profile", "ci") == "ci":

@@ -65,3 +65,18 @@ def test_resolve_device():
     assert profiles.resolve_device("cpu") == "cpu"
     with pytest.raises(ValueError, match="allowed: auto, cpu, cuda, mps"):
         profiles.resolve_device("tpu")
+
+
+
+def test_setup_makes_the_book_renderer_the_default():
+    """A fresh interpreter that imports only ``profiles`` gets the book's renderer from ``setup``."""
+    import subprocess
+    import sys
+
+    code = ("import types, plotly.io as pio; from l6kit import profiles; before = pio.renderers.default; "
+            "profiles.setup(types.SimpleNamespace(seed=0, profile='ci', device='cpu')); "
+            "print(before == 'l6kit', pio.renderers.default)")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PLOTLY_RENDERER"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    before, after = out.stdout.split()
+    assert (before, after) == ("False", "l6kit")

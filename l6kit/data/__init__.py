@@ -26,3 +26,4 @@ from l6kit.timeseries import mimic, synthetic  # noqa: E402, F401, I001  (regist
 from l6kit.ehr import physionet  # noqa: E402, F401, I001  (registers PhysioNet 2012)
 from l6kit.retrieval import revisitop, semi  # noqa: E402, F401, I001  (revisited Oxford / Paris, GLDv2 descriptors)
 from l6kit.recsys import amazon, dropoutnet, movielens, tafa  # noqa: E402, F401, I001  (MovieLens, Amazon, Yelp, CiteULike)
+from l6kit.privacy import mil  # noqa: E402, F401, I001  (registers TCGA tile features)

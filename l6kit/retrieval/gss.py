@@ -24,7 +24,8 @@ run needs ~19 GB of GPU memory for the dense loss).
 
 References:
     Liu, Yu, Chang, Rai, Ma, Gorti, Volkovs. "Guided Similarity Separation for Image Retrieval." NeurIPS
-    2019, Sec. 3 (GCN, Eq. 1-2; loss, Eq. 3-4). Official code: github.com/layer6ai-labs/GSS.
+    2019 (the residual GCN and the GSS loss). Official code: github.com/layer6ai-labs/GSS (``model.py``,
+    ``train.py``, ``utils/helper.py``: graph, layer decay, β percentile, query rows).
     Kipf, Welling. "Semi-Supervised Classification with Graph Convolutional Networks." ICLR 2017.
 """
 
@@ -59,7 +60,7 @@ def gss_adjacency(X: np.ndarray, k: int, Q: np.ndarray | None = None, kq: int | 
         returns ``(m + n, m + n)`` float32 (``(n, n)`` without queries).
 
     References:
-        Liu et al. 2019, Sec. 3.1; Kipf & Welling 2017, Eq. 2 (renormalisation trick).
+        Liu et al. 2019; official ``gen_graph``/``preprocess_graph``; Kipf & Welling 2017 (renormalisation).
     """
     n, m = len(X), 0 if Q is None else len(Q)
     A = np.zeros((m + n, m + n), np.float64)
@@ -91,7 +92,7 @@ class GSS(nn.Module):
         forward: features ``(n, dim)``, adjacency ``(n, n)`` -> ``(n, dim)`` L2-normalised rows.
 
     References:
-        Liu et al. 2019, Sec. 3.1-3.2.
+        Liu et al. 2019; official ``model.py`` (identity init, ELU, residual with layer decay).
     """
 
     def __init__(self, dim: int, layers: int = 2, layer_decay: float = 0.3, init_std: float = 1e-5,
@@ -138,7 +139,7 @@ def separation_loss(S: torch.Tensor, beta: float, alpha: float = 1.0) -> torch.T
         S: ``(n, n)`` similarities in ``[-1, 1]``; returns a scalar.
 
     References:
-        Liu et al. 2019, Sec. 3.2, Eq. 3-4.
+        Liu et al. 2019 (the GSS loss); official ``model.py`` (``GSS_loss``, ReLU decoder).
     """
     return -0.5 * alpha * ((torch.relu(S) - beta) ** 2).mean()
 

@@ -117,6 +117,7 @@ def write_revisited(folder: str | os.PathLike, name: str, Q: np.ndarray, X: np.n
     imlist = imlist or [f"img_{i:05d}" for i in range(len(X))]
     qimlist = qimlist or [f"query_{i:03d}" for i in range(len(Q))]
     with open(folder / f"gnd_{name}.pkl", "wb") as fh:
+        gnd = [{k: np.asarray(v).tolist() for k, v in g.items()} for g in gnd]    # lists, as published
         pickle.dump({"imlist": imlist, "qimlist": qimlist, "gnd": gnd}, fh, protocol=2)
     savemat(folder / f"{name}_resnet_rsfm120k_gem.mat", {"Q": np.asarray(Q).T, "X": np.asarray(X).T})
     return folder
