@@ -4,6 +4,7 @@ required claims over seeds (slow)."""
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -85,13 +86,23 @@ def test_multiprocess_matches_simulation():
         assert sent == fl.round_bytes(method, 4, fl.n_params(sim["clients"][0].shared))
 
 
-@pytest.mark.slow
-def test_torchrun_entry_point(tmp_path):
+def test_torchrun_matches_simulation(tmp_path):
+    """The real launcher: `torchrun --standalone` starts 2 gloo client processes on loopback (rendezvous on a
+    free port); their per-round accuracies and epsilons equal the single-process simulation's."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     out = tmp_path / "r.json"
+    env = os.environ | {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "l6kit.privacy.distributed",
-                    "--method", "proxyfl", "--set", "rounds=2", "--out", str(out)], check=True, timeout=300)
-    assert out.exists() and len(json.loads(out.read_text())["clients"]) == 2
+                    "--method", "proxyfl", "--seed", "2", "--set", "rounds=2", "--out", str(out)],
+                   check=True, timeout=300, env=env, cwd=tmp_path)
+    clients = json.loads(out.read_text())["clients"]
+    cfg = P.config("ci", seed=2, rounds=2, n_clients=2)
+    sim = P.run_method(cfg, "proxyfl", P.client_data(cfg))
+    assert len(clients) == 2
+    for rank, got in enumerate(clients):
+        acc = sim["history"].query(f"client == {rank}")["accuracy"].to_numpy()
+        np.testing.assert_allclose(got["proxyfl"]["accuracy"], acc, atol=1e-6)
+        assert got["proxyfl"]["epsilon"][-1] == pytest.approx(sim["clients"][rank].epsilon())
 
 
 @pytest.mark.slow
