@@ -34,10 +34,11 @@ def angles(x) -> np.ndarray:
 
 
 def distance_from_circle(x, radius: float = 1.0) -> np.ndarray:
-    """Euclidean distance of 2-D points from the circle of ``radius`` about the origin, | ||x|| - r |.
+    """Euclidean distance of points from the circle (or, in 3-D and above, the sphere) of ``radius`` about the
+    origin, | ||x|| - r |.
 
     Shapes:
-        ``(n, 2) -> (n,)``.
+        ``(n, D) -> (n,)``.
     """
     return np.abs(np.linalg.norm(as_numpy(x), axis=1) - radius)
 
