@@ -56,3 +56,38 @@ def test_analytic_and_exact_logdet_agree_and_cost_is_tabulated():
     book = claims.ClaimBook(cef.SLUG, cfg)
     cef.record_cost_claims(book, cfg, cost)
     assert [c.holds for c in book.claims if "ci" in c.required_at] == [True]
+
+
+def test_paper_image_experiment_on_an_mnist_fixture(tmp_path, monkeypatch):
+    """The `paper` profile's dense-CEF image path on a tiny fixture in MNIST's real IDX format (the registry's
+    reader); ``data.load`` is redirected to it, so nothing touches the network."""
+    import gzip
+
+    from l6kit import data
+
+    def write_idx(path, array):
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+        path.write_bytes(gzip.compress(header + array.tobytes()))
+
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (1100, 28, 28), dtype=np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 1100).astype(np.uint8))
+    calls = []
+
+    def fake_load(name, profile, **kw):
+        calls.append((name, profile))
+        return data.images.read_mnist(tmp_path, **kw)
+
+    monkeypatch.setattr(cef.data, "load", fake_load)
+    cfg = cef.config("paper", device="cpu", image_n=64, image_epochs=1, image_d=4, image_blocks=1,
+                     image_batch=32)
+    assert cfg.image_datasets == ("mnist", "fashion-mnist")
+    out = cef.image_experiment(cfg, "mnist")
+    assert calls == [("mnist", "paper")] and out["samples"].shape == (16, 28, 28)
+    table = out["table"]
+    assert list(table["model"]) == ["dense CEF (d=4)", "PCA + Gaussian (d=4)"]
+    assert np.isfinite(table[["recon_mse", "pixel_fd"]].to_numpy()).all()
+    book = claims.ClaimBook(cef.SLUG, cfg)
+    cef.record_image_claims(book, table)
+    assert len(book.claims) == 1 and book.claims[0].required_at == ()
+    assert cef.config("ci").image_datasets == ()
