@@ -61,3 +61,9 @@ def test_revisited_stand_in_and_paper_table():
     tab = egt.revisited_table(cfg, split, res["rankings"])
     assert list(tab.columns[2:5]) == ["easy", "medium", "hard"]
     assert tab.set_index("method").loc["EGT", "paper medium"] == 73.63
+
+
+def test_toy_traversals_follow_the_hand_checked_orders():
+    table = egt.toy_traversals()
+    assert table["visiting order"].tolist() == [[0, 3, 4, 1, 2], [0, 3, 4, 1, 2], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
+    assert table["steps"].iloc[2] == "exploit exploit explore explore exploit"

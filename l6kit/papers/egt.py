@@ -23,6 +23,7 @@ from l6kit.retrieval import (
     diffusion,
     diffusion_system,
     egt_rank,
+    egt_traverse,
     knn_graph,
     knn_rank,
     mean_average_precision,
@@ -119,6 +120,25 @@ def config(profile: str = "ci", **overrides: Any) -> Config:
 def load_split(cfg: Config, name: str, n_queries: int | None = None) -> Split:
     """Descriptor set ``name`` at this profile and seed (:func:`l6kit.retrieval.sets.load_split`)."""
     return sets.load_split(name, profile=cfg.profile, seed=cfg.seed, n_queries=n_queries or cfg.n_queries)
+
+
+def toy_traversals(taus: tuple[float, ...] = (-math.inf, 0.55, 0.85, math.inf)) -> pd.DataFrame:
+    """EGT on a five-vertex toy graph (edges 0-1: 0.9, 1-2: 0.8, 0-3: 0.5, 3-4: 0.95, 2-4: 0.3; the query attaches
+    to 0 with 0.95 and to 3 with 0.6) for each threshold in ``taus``: τ = -inf gives breadth-first layers, τ = inf
+    Prim order. The same graph is checked by hand in ``tests/test_retrieval.py``.
+
+    Returns:
+        One row per τ: ``τ, visiting order, steps, round``.
+    """
+    sims = np.array([[0.9, 0.5], [0.9, 0.8], [0.8, 0.3], [0.95, 0.5], [0.95, 0.3]])
+    ids = np.array([[1, 3], [0, 2], [1, 4], [4, 0], [3, 2]])
+    toy = adjacency(sims, ids)
+    rows = []
+    for tau in taus:
+        tr = egt_traverse(np.array([0.95, 0.6]), np.array([0, 3]), toy, tau)
+        rows.append({"τ": tau, "visiting order": tr.order.tolist(), "steps": " ".join(tr.step),
+                     "round": tr.round.tolist()})
+    return pd.DataFrame(rows)
 
 
 def tau_for(cfg: Config, graph_sims: np.ndarray) -> float:

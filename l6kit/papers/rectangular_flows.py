@@ -3,8 +3,9 @@ NeurIPS 2021).
 
 The paper's configuration per profile and the experiment functions the notebook
 ``notebooks/rectangular-flows.ipynb`` calls. The injective-flow head and the two log-determinant estimators live in
-:mod:`l6kit.generative.injective`; the circle data in :func:`l6kit.manifold.von_mises_circle`; the metrics in
-:mod:`l6kit.generative.metrics`; the figures in :mod:`l6kit.generative.figures` (samples) and
+:mod:`l6kit.generative.injective`; the von Mises circle set-up, its metrics and the image loading are the
+two-step page's (:func:`l6kit.papers.two_step.circle_data`, ``evaluate``, ``true_angle_pdf``, ``load_images``,
+which read only the config fields both pages share); the figures in :mod:`l6kit.generative.figures` (samples) and
 :mod:`l6kit.generative.rnf_figures` (training curves, densities along the circle, estimator agreement).
 """
 
@@ -17,16 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from l6kit import claims, data, profiles
 from l6kit.generative import (
     GaussianMixtureDensity,
     TensorBatches,
     TwoStep,
-    angles,
-    circular_wasserstein1,
-    distance_from_circle,
     frechet_distance,
     realnvp,
 )
@@ -38,7 +35,7 @@ from l6kit.generative.injective import (
     hutchinson_surrogate,
     jacobian_columns,
 )
-from l6kit.manifold import von_mises_circle
+from l6kit.papers.two_step import circle_data, evaluate, load_images, true_angle_pdf  # noqa: F401 (re-used)
 from l6kit.train import fit
 
 SLUG = "rectangular-flows"
@@ -200,30 +197,6 @@ def record_estimator_claims(book: claims.ClaimBook, cfg: Config, table: pd.DataF
 
 
 # -- the circle -----------------------------------------------------------------------------------------------
-def circle_data(cfg: Config) -> dict[str, Any]:
-    """Training points on the unit circle and fresh true angles.
-
-    Returns:
-        ``{"X": tensor (n_train, 2), "reference": ndarray (n_reference,), "train_w1": float}`` (``train_w1``:
-        the W1 of the training angles themselves, the floor a model of ``n_train`` points can reach).
-    """
-    X = von_mises_circle(cfg.n_train, kappa=cfg.kappa, loc=cfg.loc, seed=cfg.seed)
-    ref = angles(von_mises_circle(cfg.n_reference, kappa=cfg.kappa, loc=cfg.loc, seed=cfg.seed + 10_000))
-    return {"X": torch.tensor(X, dtype=torch.float32), "reference": ref,
-            "train_w1": circular_wasserstein1(angles(X), ref)}
-
-
-def true_angle_pdf(cfg: Config):
-    """The true density of the angle (= the density per unit arc length on the unit circle)."""
-    return lambda theta: stats.vonmises.pdf(theta, cfg.kappa, loc=cfg.loc)
-
-
-def evaluate(samples, reference: np.ndarray) -> dict[str, float]:
-    """Mean distance of samples from the true circle, and the circular W1 of their angles against ``reference``."""
-    return {"off_manifold": float(distance_from_circle(samples).mean()),
-            "w1": circular_wasserstein1(angles(samples), reference)}
-
-
 def make_model(cfg: Config, logdet: str) -> InjectiveFlow:
     """The circle model g = h o pad (R^1 -> R^2) with a learnable Gaussian prior; ``logdet`` "exact" is ML,
     "none" is TS (reconstruction trains the manifold, the prior fits the codes)."""
@@ -360,13 +333,6 @@ def learned_manifolds(models: dict[str, Any], X: torch.Tensor, n_grid: int = 400
 
 
 # -- images (paper profile) -----------------------------------------------------------------------------------
-def load_images(cfg: Config, name: str) -> data.images.ImageSet:
-    """Training images of ``name`` for this profile (at most ``cfg.image_per_class`` per class)."""
-    kwargs = {} if name == "digits" else {"split": "train"}
-    profile = cfg.profile if name != "digits" else "ci"
-    return data.load(name, profile, **kwargs).subsample(cfg.image_per_class, seed=cfg.seed)
-
-
 def image_experiment(cfg: Config, images: data.images.ImageSet, n_samples: int = 1000) -> pd.DataFrame:
     """ML vs TS injective flows R^image_latent -> R^pixels on flattened images in [0, 1] (no dequantization:
     only samples are compared, not likelihoods).

@@ -209,33 +209,29 @@ def compare_methods(cfg: Config, s: LabelledSet) -> dict[str, Any]:
             "rankings": {m: R for m, (R, _, _) in runs.items()}, "traces": runs[SEMI][1]}
 
 
-def fraction_sweep(cfg: Config) -> pd.DataFrame:
-    """EGT, label transfer only and semi-EGT as the labelled fraction grows (on ``cfg.sweep_set``).
-
-    Returns:
-        Rows ``fraction, method, mAP, mAP@100`` and the :data:`QUALITY` columns.
-    """
+def _sweep(cfg: Config, column: str, setting: str, values) -> pd.DataFrame:
+    """EGT, label transfer alone and semi-EGT on ``cfg.sweep_set`` for each value of the :func:`load_set`
+    argument ``setting``. Rows ``<column>, method, mAP, mAP@100`` and the :data:`QUALITY` columns."""
     rows = []
-    for f in cfg.fractions:
-        s = load_set(cfg, cfg.sweep_set, train_fraction=f)
+    for v in values:
+        s = load_set(cfg, cfg.sweep_set, **{setting: v})
         tr = transfer(cfg, s)
         q = quality(s, tr)
         for m, (R, _, _) in rank_all(cfg, s, tr, (EGT, LABEL_ONLY, SEMI)).items():
-            rows.append({"fraction": f, "method": m, **_scores(s, R), **{c: q[c] for c in QUALITY}})
+            rows.append({column: v, "method": m, **_scores(s, R), **{c: q[c] for c in QUALITY}})
     return pd.DataFrame(rows)
+
+
+def fraction_sweep(cfg: Config) -> pd.DataFrame:
+    """Label edges as the labelled share of the data grows (``cfg.fractions``): rows ``fraction, method, mAP,
+    mAP@100`` and the :data:`QUALITY` columns."""
+    return _sweep(cfg, "fraction", "train_fraction", cfg.fractions)
 
 
 def noise_sweep(cfg: Config) -> pd.DataFrame:
-    """The same split with a growing share of wrong training labels: transfer accuracy falls, and so does
-    what label edges add. Rows ``noise, method, mAP, mAP@100`` and the :data:`QUALITY` columns."""
-    rows = []
-    for rate in cfg.noise_levels:
-        s = load_set(cfg, cfg.sweep_set, noise=rate)
-        tr = transfer(cfg, s)
-        q = quality(s, tr)
-        for m, (R, _, _) in rank_all(cfg, s, tr, (EGT, LABEL_ONLY, SEMI)).items():
-            rows.append({"noise": rate, "method": m, **_scores(s, R), **{c: q[c] for c in QUALITY}})
-    return pd.DataFrame(rows)
+    """The same split with a growing share of wrong training labels (``cfg.noise_levels``): transfer accuracy
+    falls, and so does what label edges add. Rows ``noise, method, mAP, mAP@100`` and the :data:`QUALITY` columns."""
+    return _sweep(cfg, "noise", "noise", cfg.noise_levels)
 
 
 def run_all(cfg: Config) -> dict[str, Any]:
